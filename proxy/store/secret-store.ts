@@ -1,0 +1,273 @@
+// The single source of truth in memory: the current content of every served
+// secret, its state and versions. Only the watch source writes it (apply);
+// HTTP, WebSocket, SSE and metrics read it or subscribe to its changes.
+import { randomBytes } from 'node:crypto'
+
+export type SecretState = 'pending' | 'synced' | 'stale' | 'forbidden' | 'deleted'
+
+/** What a secret holds: only a change here makes a new content version. */
+export interface SecretContent {
+  readonly type: string
+  readonly data: ReadonlyMap<string, Buffer>
+}
+
+export interface PreviousContent {
+  readonly content: SecretContent
+  readonly version: string
+  readonly resourceVersion: string
+  readonly updatedAt: Date
+  /** when this previous content stops being served */
+  readonly expiresAt: Date
+}
+
+export interface SecretEntry {
+  /** `namespace/name` */
+  readonly id: string
+  readonly namespace: string
+  readonly name: string
+  readonly optional: boolean
+  readonly state: SecretState
+  /** undefined while pending, and after a 403 or a deletion */
+  readonly content: SecretContent | undefined
+  /** the API object's resourceVersion of the current content */
+  readonly resourceVersion: string | undefined
+  /** the content version (ETag): changes only when type or data change */
+  readonly version: string | undefined
+  /** when the content last changed */
+  readonly updatedAt: Date | undefined
+  /** when the source last confirmed the content fresh (event, bookmark, list or poll) */
+  readonly syncedAt: Date | undefined
+  /** true once content has been loaded at least once */
+  readonly loaded: boolean
+  /** the permission that is missing, when state is forbidden */
+  readonly forbiddenReason: string | undefined
+  /** set while --keep-previous is on and its window is open */
+  readonly previous: PreviousContent | undefined
+}
+
+/** What the watch source tells the store. */
+export type SourceEvent =
+  | { type: 'content', id: string, content: SecretContent, resourceVersion: string }
+  | { type: 'synced', id: string, resourceVersion?: string }
+  | { type: 'deleted', id: string }
+  | { type: 'stale', id: string }
+  | { type: 'forbidden', id: string, reason: string }
+
+export type ChangeType = 'MODIFIED' | 'DELETED' | 'STALE' | 'FRESH' | 'FORBIDDEN'
+
+/** A change subscribers hear about; `cursor` numbers it store-wide. */
+export interface StoreChange {
+  readonly type: ChangeType
+  readonly cursor: string
+  readonly entry: SecretEntry
+}
+
+export type Listener = (change: StoreChange) => void
+
+export interface SecretStoreOptions {
+  /** the configured secrets, `namespace/name`, and whether each is optional */
+  secrets: ReadonlyArray<{ namespace: string, name: string, optional: boolean }>
+  /** how long previous content stays readable after a change; 0 keeps none */
+  keepPreviousMs?: number
+  /** how many recent changes `changesSince` can replay */
+  historySize?: number
+  clock?: () => Date
+  /** unique per process start; cursors from another boot are not resumable */
+  bootId?: string
+}
+
+export interface SecretStore {
+  readonly bootId: string
+  /** the cursor of the latest change */
+  readonly cursor: string
+  get: (id: string) => SecretEntry | undefined
+  entries: () => SecretEntry[]
+  /** only the source calls this */
+  apply: (event: SourceEvent) => void
+  subscribe: (listener: Listener) => () => void
+  /**
+   * Changes after `cursor`, as the current entry of each secret that changed
+   * (latest change type per secret, oldest first); undefined when the cursor
+   * belongs to another boot or is older than the kept history.
+   */
+  changesSince: (cursor: string) => StoreChange[] | undefined
+  /** every required secret has loaded and none is forbidden */
+  ready: () => boolean
+  /** previous content, or undefined when none is kept or its window closed */
+  previous: (id: string) => PreviousContent | undefined
+  /** forgets previous content whose window has closed; the source calls it on a timer */
+  expirePrevious: () => void
+}
+
+export function secretId (namespace: string, name: string): string {
+  return `${namespace}/${name}`
+}
+
+export function sameContent (a: SecretContent | undefined, b: SecretContent): boolean {
+  if (a === undefined || a.type !== b.type || a.data.size !== b.data.size) return false
+  for (const [key, value] of a.data) {
+    const other = b.data.get(key)
+    if (other === undefined || !value.equals(other)) return false
+  }
+  return true
+}
+
+function emptyEntry (namespace: string, name: string, optional: boolean): SecretEntry {
+  return {
+    id: secretId(namespace, name),
+    namespace,
+    name,
+    optional,
+    state: 'pending',
+    content: undefined,
+    resourceVersion: undefined,
+    version: undefined,
+    updatedAt: undefined,
+    syncedAt: undefined,
+    loaded: false,
+    forbiddenReason: undefined,
+    previous: undefined
+  }
+}
+
+export function createSecretStore (options: SecretStoreOptions): SecretStore {
+  const clock = options.clock ?? (() => new Date())
+  const bootId = options.bootId ?? randomBytes(4).toString('hex')
+  const keepPreviousMs = options.keepPreviousMs ?? 0
+  const historySize = options.historySize ?? 10_000
+  const entries = new Map<string, SecretEntry>()
+  for (const s of options.secrets) entries.set(secretId(s.namespace, s.name), emptyEntry(s.namespace, s.name, s.optional))
+  const listeners = new Set<Listener>()
+  // Recent changes for resume: sequence number and secret id only, never content.
+  const history: Array<{ seq: number, id: string, type: ChangeType }> = []
+  let sequence = 0
+
+  const cursorOf = (seq: number): string => `${bootId}-${seq}`
+
+  function emit (type: ChangeType, entry: SecretEntry): void {
+    sequence += 1
+    history.push({ seq: sequence, id: entry.id, type })
+    if (history.length > historySize) history.splice(0, history.length - historySize)
+    const change: StoreChange = { type, cursor: cursorOf(sequence), entry }
+    for (const listener of listeners) listener(change)
+  }
+
+  function set (entry: SecretEntry): SecretEntry {
+    entries.set(entry.id, entry)
+    return entry
+  }
+
+  function applyContent (current: SecretEntry, content: SecretContent, resourceVersion: string): void {
+    const now = clock()
+    const wasStale = current.state === 'stale'
+    if (current.state === 'synced' || current.state === 'stale') {
+      if (sameContent(current.content, content)) {
+        // A label edit, an apply no-op or a relist: fresher, not different.
+        set({ ...current, state: 'synced', resourceVersion, syncedAt: now })
+        if (wasStale) emit('FRESH', entries.get(current.id)!)
+        return
+      }
+    }
+    const keepPrevious = keepPreviousMs > 0 && current.content !== undefined && current.version !== undefined &&
+      current.resourceVersion !== undefined && current.updatedAt !== undefined && (current.state === 'synced' || current.state === 'stale')
+    const previous: PreviousContent | undefined = keepPrevious
+      ? {
+          content: current.content!,
+          version: current.version!,
+          resourceVersion: current.resourceVersion!,
+          updatedAt: current.updatedAt!,
+          expiresAt: new Date(now.getTime() + keepPreviousMs)
+        }
+      : undefined
+    const entry = set({
+      ...current,
+      state: 'synced',
+      content,
+      resourceVersion,
+      version: cursorOf(sequence + 1),
+      updatedAt: now,
+      syncedAt: now,
+      loaded: true,
+      forbiddenReason: undefined,
+      previous
+    })
+    emit('MODIFIED', entry)
+  }
+
+  const store: SecretStore = {
+    bootId,
+    get cursor () { return cursorOf(sequence) },
+    get: (id) => entries.get(id),
+    entries: () => [...entries.values()],
+    subscribe (listener) {
+      listeners.add(listener)
+      return () => { listeners.delete(listener) }
+    },
+    apply (event) {
+      const current = entries.get(event.id)
+      if (current === undefined) return
+      switch (event.type) {
+        case 'content':
+          applyContent(current, event.content, event.resourceVersion)
+          return
+        case 'synced': {
+          if (current.state !== 'synced' && current.state !== 'stale') return
+          const entry = set({ ...current, state: 'synced', syncedAt: clock(), resourceVersion: event.resourceVersion ?? current.resourceVersion })
+          if (current.state === 'stale') emit('FRESH', entry)
+          return
+        }
+        case 'stale': {
+          if (current.state !== 'synced') return
+          emit('STALE', set({ ...current, state: 'stale' }))
+          return
+        }
+        case 'deleted': {
+          if (current.state === 'deleted') return
+          const entry = set({ ...emptyEntry(current.namespace, current.name, current.optional), state: 'deleted', loaded: current.loaded, syncedAt: clock() })
+          emit('DELETED', entry)
+          return
+        }
+        case 'forbidden': {
+          if (current.state === 'forbidden' && current.forbiddenReason === event.reason) return
+          // Access was revoked: the value must not outlive the permission.
+          const entry = set({ ...emptyEntry(current.namespace, current.name, current.optional), state: 'forbidden', loaded: current.loaded, forbiddenReason: event.reason })
+          emit('FORBIDDEN', entry)
+        }
+      }
+    },
+    changesSince (cursor) {
+      const match = /^(.+)-(\d+)$/.exec(cursor)
+      if (match === null || match[1] !== bootId) return undefined
+      const since = Number(match[2])
+      if (since > sequence) return undefined
+      const oldest = history[0]?.seq ?? sequence + 1
+      if (since < oldest - 1) return undefined
+      const latest = new Map<string, { seq: number, type: ChangeType }>()
+      for (const h of history) {
+        if (h.seq <= since) continue
+        latest.delete(h.id)
+        latest.set(h.id, { seq: h.seq, type: h.type })
+      }
+      return [...latest].map(([id, h]) => ({ type: h.type, cursor: cursorOf(h.seq), entry: entries.get(id)! }))
+    },
+    ready () {
+      for (const entry of entries.values()) {
+        if (entry.state === 'forbidden') return false
+        if (!entry.optional && !entry.loaded) return false
+      }
+      return true
+    },
+    previous (id) {
+      const previous = entries.get(id)?.previous
+      if (previous === undefined || previous.expiresAt.getTime() <= clock().getTime()) return undefined
+      return previous
+    },
+    expirePrevious () {
+      const now = clock().getTime()
+      for (const entry of entries.values()) {
+        if (entry.previous !== undefined && entry.previous.expiresAt.getTime() <= now) set({ ...entry, previous: undefined })
+      }
+    }
+  }
+  return store
+}
