@@ -87,7 +87,8 @@ export interface SecretStore {
   subscribe: (listener: Listener) => () => void
   /**
    * Changes after `cursor`, as the current entry of each secret that changed
-   * (latest change type per secret, oldest first); undefined when the cursor
+   * (latest change type per secret, preceded by its last MODIFIED when the
+   * latest is a STALE or FRESH; ordered by cursor); undefined when the cursor
    * belongs to another boot or is older than the kept history.
    */
   changesSince: (cursor: string) => StoreChange[] | undefined
@@ -147,9 +148,20 @@ export function createSecretStore (options: SecretStoreOptions): SecretStore {
   function emit (type: ChangeType, entry: SecretEntry): void {
     sequence += 1
     history.push({ seq: sequence, id: entry.id, type })
-    if (history.length > historySize) history.splice(0, history.length - historySize)
+    // Trim in batches: splicing the front of a full history on every change is O(historySize).
+    if (history.length > historySize + Math.ceil(historySize / 4)) history.splice(0, history.length - historySize)
     const change: StoreChange = { type, cursor: cursorOf(sequence), entry }
-    for (const listener of listeners) listener(change)
+    // A listener that throws must not keep the others from hearing the change,
+    // nor leave the source's apply half done: everyone hears it, then the first error surfaces.
+    let failure: { error: unknown } | undefined
+    for (const listener of [...listeners]) {
+      try {
+        listener(change)
+      } catch (error) {
+        failure ??= { error }
+      }
+    }
+    if (failure !== undefined) throw failure.error
   }
 
   function set (entry: SecretEntry): SecretEntry {
@@ -243,12 +255,23 @@ export function createSecretStore (options: SecretStoreOptions): SecretStore {
       const oldest = history[0]?.seq ?? sequence + 1
       if (since < oldest - 1) return undefined
       const latest = new Map<string, { seq: number, type: ChangeType }>()
+      const modified = new Map<string, number>()
       for (const h of history) {
         if (h.seq <= since) continue
         latest.delete(h.id)
         latest.set(h.id, { seq: h.seq, type: h.type })
+        if (h.type === 'MODIFIED') modified.set(h.id, h.seq)
       }
-      return [...latest].map(([id, h]) => ({ type: h.type, cursor: cursorOf(h.seq), entry: entries.get(id)! }))
+      const changes: Array<{ seq: number, id: string, type: ChangeType }> = []
+      for (const [id, h] of latest) {
+        // A STALE or FRESH carries no data: a client that missed the content
+        // change before it must still get the content, so replay that first.
+        const modifiedSeq = modified.get(id)
+        if ((h.type === 'STALE' || h.type === 'FRESH') && modifiedSeq !== undefined) changes.push({ seq: modifiedSeq, id, type: 'MODIFIED' })
+        changes.push({ seq: h.seq, id, type: h.type })
+      }
+      changes.sort((a, b) => a.seq - b.seq)
+      return changes.map((c) => ({ type: c.type, cursor: cursorOf(c.seq), entry: entries.get(c.id)! }))
     },
     ready () {
       for (const entry of entries.values()) {
