@@ -2,6 +2,7 @@
 // trying the sidecar by hand. Ctrl-C or SIGTERM stops both and removes the
 // temp dir.
 import { ControlPlane } from './control-plane.ts'
+import { binaryPath } from './build.ts'
 
 const plane = await ControlPlane.start({ log: (line) => console.error(line) })
 const stop = (): void => {
@@ -13,19 +14,20 @@ const stop = (): void => {
 process.once('SIGINT', stop)
 process.once('SIGTERM', stop)
 
-const server = plane.state.server
-console.log(`kube-apiserver ${server} is ready (admin: client certificate in system:masters)
+const kubectl = `${binaryPath} kubectl`
+console.log(`kube-apiserver ${plane.state.server} is ready (admin: client certificate in system:masters)
 KUBECONFIG=${plane.state.kubeconfig}
 
-A pod's ServiceAccount directory (/var/run/secrets/kubernetes.io/serviceaccount) for the
-sidecar: create a ServiceAccount, mint a token with the TokenRequest API and lay out
-token, ca.crt and namespace, e.g. with kubectl:
+A real kubectl is built in:
   export KUBECONFIG=${plane.state.kubeconfig}
+  alias kubectl='${kubectl}'
+
+A pod's ServiceAccount directory (/var/run/secrets/kubernetes.io/serviceaccount) for the
+sidecar: create a ServiceAccount, mint a token (TokenRequest API) and lay out token, ca.crt
+and namespace:
   kubectl create serviceaccount danigian
   mkdir -p /tmp/sa && kubectl create token danigian --duration=1h > /tmp/sa/token
-  cp ${plane.state.caFile} /tmp/sa/ca.crt && echo -n default > /tmp/sa/namespace
+  cp ${plane.state.caFile} /tmp/sa/ca.crt && printf default > /tmp/sa/namespace
   export KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT=${plane.state.apiserverPort}
-(without kubectl: POST /api/v1/namespaces/default/serviceaccounts/danigian/token
- with {"spec":{"expirationSeconds":3600}} as the admin in the kubeconfig)
 
 Ctrl-C stops the control plane and removes ${plane.state.dir}`)

@@ -1,7 +1,7 @@
 // The control plane is real: RBAC, watches, bound tokens, restarts and the
 // audit log behave as in a cluster.
 import t from 'tap'
-import { spawn } from 'node:child_process'
+import { spawn, execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { Cluster } from './cluster.ts'
 import { ControlPlane } from './control-plane.ts'
 import { waitFor } from './helpers.ts'
+import { binaryPath, kubeVersion } from './build.ts'
 
 const cluster = Cluster.shared()
 t.teardown(() => cluster.close())
@@ -99,6 +100,16 @@ t.test('a private control plane: restart keeps data, compaction expires old vers
   const stale = await plane.admin.send('GET', `/api/v1/namespaces/default/secrets?watch=true&fieldSelector=metadata.name%3Dsurvivor&resourceVersion=${written.metadata.resourceVersion}&timeoutSeconds=5`)
   // Outside the watch cache's window the apiserver answers 410 or an ERROR event with 410.
   t.match(JSON.stringify(stale.body) + stale.status, /410|Expired|too old/)
+})
+
+t.test('the built-in kubectl reaches the control plane, and /version names the real release', async (t) => {
+  const out = execFileSync(binaryPath, ['kubectl', 'get', 'namespace', 'default', '-o', 'jsonpath={.metadata.name}'], {
+    env: { ...process.env, KUBECONFIG: cluster.state.kubeconfig }, encoding: 'utf8'
+  })
+  t.equal(out, 'default')
+  const version = await cluster.admin.call('GET', '/version')
+  t.equal(version.gitVersion, kubeVersion())
+  t.match(version.gitVersion, /^v1\.3[67]\.\d+$/)
 })
 
 /** Processes whose command line mentions `dir`. */

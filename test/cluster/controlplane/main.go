@@ -1,7 +1,8 @@
 // Command controlplane runs a real etcd or a real kube-apiserver for the
 // project's tests and demo: `controlplane etcd <etcd flags>`,
-// `controlplane kube-apiserver <kube-apiserver flags>`, and
-// `controlplane certs <dir>` to write the PKI they use.
+// `controlplane kube-apiserver <kube-apiserver flags>`,
+// `controlplane certs <dir>` to write the PKI they use, and
+// `controlplane kubectl <args>`, a real kubectl for the demo and for people.
 //
 // One binary, two processes: a single link of the (large) shared dependency
 // graph and a single up-to-date check, while the apiserver can still be stopped
@@ -20,6 +21,8 @@ import (
 
 	"go.etcd.io/etcd/server/v3/etcdmain"
 	"k8s.io/component-base/cli"
+	"k8s.io/kubectl/pkg/cmd"
+	"k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 )
 
@@ -48,7 +51,7 @@ func exitWhenStdinCloses() {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: controlplane certs|etcd|kube-apiserver [args]")
+		fmt.Fprintln(os.Stderr, "usage: controlplane certs|etcd|kube-apiserver|kubectl [args]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -62,8 +65,14 @@ func main() {
 		command := app.NewAPIServerCommand()
 		command.SetArgs(os.Args[2:])
 		os.Exit(cli.Run(command))
+	case "kubectl":
+		// kubectl reads os.Args itself (plugins, verbosity).
+		os.Args = os.Args[1:]
+		if err := cli.RunNoErrOutput(cmd.NewDefaultKubectlCommand()); err != nil {
+			util.CheckErr(err)
+		}
 	default:
-		fmt.Fprintf(os.Stderr, "unknown command %q: use certs, etcd or kube-apiserver\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "unknown command %q: use certs, etcd, kube-apiserver or kubectl\n", os.Args[1])
 		os.Exit(2)
 	}
 }
