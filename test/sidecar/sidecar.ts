@@ -118,7 +118,10 @@ export class Sidecar {
     const [res] = await once(req, 'response') as [import('node:http').IncomingMessage]
     if (res.statusCode !== 200) throw new Error(`SSE answered ${res.statusCode}`)
     let event: { id?: string, event?: string, data: string[] } = { data: [] }
-    createInterface({ input: res }).on('line', (line) => {
+    res.on('error', () => {}) // closing the stream aborts it: expected
+    const lines = createInterface({ input: res })
+    lines.on('error', () => {})
+    lines.on('line', (line) => {
       if (line === '') {
         if (event.data.length > 0) stream.push({ ...JSON.parse(event.data.join('\n')), sseId: event.id, sseEvent: event.event })
         event = { data: [] }
