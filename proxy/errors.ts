@@ -26,12 +26,18 @@ export const errors = {
     'secret %s has no key %s', 404),
   PREVIOUS_EXPIRED: createError<[string]>('PREVIOUS_EXPIRED',
     'secret %s has no previous content: none is kept (--keep-previous is 0) or its window has closed', 404),
+  INVALID_QUERY: createError<[string]>('INVALID_QUERY',
+    '%s', 400),
   INVALID_WAIT: createError<[string]>('INVALID_WAIT',
     'wait=%s is not a duration: use seconds such as wait=30s (capped by --max-wait)', 400),
   TOO_MANY_CLIENTS: createError<[number]>('TOO_MANY_CLIENTS',
     'this sidecar already serves %s streaming clients (--max-clients): close one or raise the limit', 503),
+  UPGRADE_REQUIRED: createError('UPGRADE_REQUIRED',
+    'GET /v1/watch is a WebSocket endpoint: connect with a WebSocket client, or read the same messages as Server-Sent Events from GET /v1/events (curl -N)', 426),
   SHUTTING_DOWN: createError('SHUTTING_DOWN',
     'the sidecar is shutting down', 503),
+  INTERNAL: createError('INTERNAL',
+    'the sidecar failed to answer: its log has the details', 500),
   NOT_FOUND: createError<[string]>('NOT_FOUND',
     'no route %s: see the HTTP API in the README (GET /v1/secrets lists what is served)', 404)
 } as const
