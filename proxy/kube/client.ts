@@ -219,8 +219,11 @@ export function createApiClient (options: ApiClientOptions): ApiClient {
       release(pooled)
       throw new ApiConnectionError(method, path, server, err)
     }
-    // One release per stream, however it ends.
+    // One release per stream, however it ends. Errors reach the reader
+    // through the stream's iterator or its close; this keeps one from
+    // escaping as an uncaught 'error' when nobody is reading any more.
     stream.once('close', () => { release(pooled) })
+    stream.on('error', () => {})
     if (payload !== undefined) stream.end(payload)
     try {
       const [responseHeaders] = await Promise.race([
@@ -282,10 +285,11 @@ export function createApiClient (options: ApiClientOptions): ApiClient {
         if (p.ping !== undefined) clearInterval(p.ping)
         if (p.session.destroyed) return
         const done = once(p.session, 'close').catch(() => {})
-        // Watches still open would hold a graceful close forever.
-        if (p.active > 0) p.session.destroy()
-        else p.session.close()
+        // A graceful close waits for open streams; a watch left open would hold it forever.
+        p.session.close()
+        const force = setTimeout(() => p.session.destroy(), 1000)
         await done
+        clearTimeout(force)
       }))
     }
   }
