@@ -76,7 +76,9 @@ export function secretRoutes (app: FastifyInstance, options: SecretRoutesOptions
         const gone = new AbortController()
         const onClose = (): void => { gone.abort() }
         reply.raw.once('close', onClose)
-        await hub.wait(id, notModified, waitMs, gone.signal)
+        request.log.debug({ secret: id, waitMs }, 'long-poll waiting')
+        const outcome = await hub.wait(id, notModified, waitMs, gone.signal)
+        request.log.debug({ secret: id, outcome }, 'long-poll woke')
         reply.raw.removeListener('close', onClose)
         entry = store.get(id) ?? entry
       }
