@@ -136,7 +136,6 @@ export function createApiClient (options: ApiClientOptions): ApiClient {
     session.on('goaway', retire)
     session.on('error', () => { retire(); session.destroy() })
     session.on('close', retire)
-    session.unref()
     if (pingIntervalMs > 0) {
       pooled.ping = setInterval(() => {
         session.ping((err) => { if (err !== null && !session.destroyed) session.destroy(err) })
