@@ -77,3 +77,16 @@ export function forbiddenReason (subject: Subject | undefined, denied: readonly 
   const who = subject?.display ?? 'this ServiceAccount'
   return `${who} may not ${denied.join(', ')} secret ${namespace}/${name}: add ${needed.length === 1 ? 'verb' : 'verbs'} ${needed.join(', ')} with resourceNames [${name}] to its Role`
 }
+
+/**
+ * Whether the API server says it is ready. A server still starting serves
+ * requests before its authorizer has loaded every RoleBinding, so a 403 from
+ * it is no evidence of revocation. /readyz is open to every identity.
+ */
+export async function apiServerReady (api: ApiClient): Promise<boolean> {
+  try {
+    return (await api.request('GET', '/readyz')).status === 200
+  } catch {
+    return false
+  }
+}

@@ -4,7 +4,7 @@
 import type { SecretContent, SecretStore } from '../store/secret-store.ts'
 import { secretId } from '../store/secret-store.ts'
 import { ApiStatusError, type ApiClient, type KubeLog, type WatchEvent } from './client.ts'
-import { forbiddenReason, missingVerbs, whoAmI, VERBS_FOR, type Subject, type Verb } from './access-review.ts'
+import { apiServerReady, forbiddenReason, missingVerbs, whoAmI, VERBS_FOR, type Subject, type Verb } from './access-review.ts'
 
 export interface SourceMetrics {
   /** one API request finished: its verb (get, list, watch, create) and HTTP status, or 'error' when no answer came */
@@ -149,7 +149,9 @@ export function createSecretSource (options: SecretSourceOptions): SecretSource 
     t.lastSuccessAt = clock().getTime()
   }
 
+  /** A denial, once the API server confirms it is ready; throws NotReady otherwise (the caller retries). */
   async function forbidden (t: Tracked, denied: readonly string[], mode: 'watch' | 'poll'): Promise<Decision> {
+    if (!await apiServerReady(api)) throw new NotReady(`the API server denied ${denied.join(', ')} on secret ${t.id} while not ready (its authorizer may still be loading)`)
     return { kind: 'forbidden', reason: forbiddenReason(await whoIsAsking(), denied, t.namespace, t.name, VERBS_FOR[mode]) }
   }
 
@@ -260,7 +262,7 @@ export function createSecretSource (options: SecretSourceOptions): SecretSource 
         if (t.rv === undefined) {
           const path = `${collection}?${selector}`
           const res = await api.request('GET', path)
-          if (res.status === 403) return forbidden(t, ['list'], 'watch')
+          if (res.status === 403) return await forbidden(t, ['list'], 'watch')
           if (res.status !== 200) throw new ApiStatusError('GET', path, res.status, res.body)
           const item = res.body?.items?.[0]
           if (item === undefined) store.apply({ type: 'deleted', id: t.id })
@@ -319,7 +321,14 @@ export function createSecretSource (options: SecretSourceOptions): SecretSource 
             if (++expiredInARow > 1) await sleep(backoffMs(expiredInARow - 2), signal)
             continue
           }
-          if (err.status === 403) return forbidden(t, [verb], 'watch')
+          if (err.status === 403) {
+            try {
+              return await forbidden(t, [verb], 'watch')
+            } catch (notReady) {
+              await failed(t, notReady, failures++, signal, verb)
+              continue
+            }
+          }
         } else if (!opened && verb === 'watch') {
           metrics?.apiRequest('watch', 'error')
         }
@@ -352,7 +361,7 @@ export function createSecretSource (options: SecretSourceOptions): SecretSource 
     while (!signal.aborted) {
       try {
         const res = await api.request('GET', path)
-        if (res.status === 403) return forbidden(t, ['get'], 'poll')
+        if (res.status === 403) return await forbidden(t, ['get'], 'poll')
         if (res.status === 404) {
           store.apply({ type: 'deleted', id: t.id })
         } else if (res.status === 200) {
@@ -426,6 +435,11 @@ export function contentOf (secret: any): SecretContent {
     if (typeof value === 'string') data.set(key, Buffer.from(value, 'base64'))
   }
   return { type: typeof secret?.type === 'string' ? secret.type : 'Opaque', data }
+}
+
+/** A denial from an API server that is still starting: retried like an outage. */
+class NotReady extends Error {
+  override readonly name = 'NotReady'
 }
 
 function verbOf (method: string, path: string): string {
