@@ -87,6 +87,8 @@ interface PooledSession {
   session: ClientHttp2Session
   ready: Promise<void>
   active: number
+  /** of those, watches */
+  watches: number
   /** after GOAWAY or an error: finish what runs, start nothing new */
   draining: boolean
   ping: NodeJS.Timeout | undefined
@@ -118,7 +120,7 @@ export function createApiClient (options: ApiClientOptions): ApiClient {
       ...(credentials.servername !== undefined ? { servername: credentials.servername } : {}),
       rejectUnauthorized: credentials.rejectUnauthorized
     })
-    const pooled: PooledSession = { session, ready: Promise.resolve(), active: 0, draining: false, ping: undefined }
+    const pooled: PooledSession = { session, ready: Promise.resolve(), active: 0, watches: 0, draining: false, ping: undefined }
     // Streams are assigned only after the server's SETTINGS arrive, so the
     // stream limit is known; until then nghttp2 would queue them silently.
     pooled.ready = new Promise<void>((resolve, reject) => {
@@ -132,6 +134,7 @@ export function createApiClient (options: ApiClientOptions): ApiClient {
       if (pooled.ping !== undefined) clearInterval(pooled.ping)
       const i = pool.indexOf(pooled)
       if (i >= 0) pool.splice(i, 1)
+      wake()
     }
     session.on('goaway', retire)
     session.on('error', () => { retire(); session.destroy() })
@@ -153,25 +156,49 @@ export function createApiClient (options: ApiClientOptions): ApiClient {
     const limit = streamLimit(p)
     return limit - Math.min(10, Math.floor(limit / 10))
   }
+  const usable = (p: PooledSession): boolean => !p.draining && !p.session.destroyed
+  const fits = (p: PooledSession, kind: 'watch' | 'request'): boolean =>
+    p.active < streamLimit(p) && (kind === 'request' || p.watches < watchLimit(p))
+  // Callers waiting for a stream to end somewhere; woken on every release.
+  let waiters: Array<() => void> = []
+  const wake = (): void => {
+    const woken = waiters
+    waiters = []
+    for (const resolve of woken) resolve()
+  }
 
+  /**
+   * A session with a free stream. A full connection whose streams are not all
+   * watches frees a slot soon, so a burst of short requests waits for it
+   * rather than opening another connection; only watches beyond what the
+   * open connections can hold open a new one.
+   */
   async function acquire (credentials: Credentials, kind: 'watch' | 'request'): Promise<PooledSession> {
-    const limitOf = kind === 'watch' ? watchLimit : streamLimit
     for (;;) {
       if (closed) throw new Error('the API client is closed')
-      let chosen = pool.find((p) => !p.draining && !p.session.destroyed && p.active < limitOf(p))
-      chosen ??= open(credentials)
+      const live = pool.filter(usable)
+      let chosen = live.find((p) => fits(p, kind))
+      if (chosen === undefined) {
+        const slotWillFree = live.some((p) => kind === 'request' ? p.watches < streamLimit(p) : p.watches < watchLimit(p))
+        if (slotWillFree) {
+          await new Promise<void>((resolve) => { waiters.push(resolve) })
+          continue
+        }
+        chosen = open(credentials)
+      }
       // Claim the slot before awaiting, so concurrent callers count it.
       chosen.active += 1
+      if (kind === 'watch') chosen.watches += 1
       try {
         await chosen.ready
       } catch (err) {
-        release(chosen)
+        release(chosen, kind)
         throw err
       }
-      if (chosen.draining || chosen.session.destroyed || chosen.active > limitOf(chosen)) {
+      if (!usable(chosen) || chosen.active > streamLimit(chosen) || (kind === 'watch' && chosen.watches > watchLimit(chosen))) {
         // Retired meanwhile, or more callers claimed slots before SETTINGS
-        // arrived than the server allows: try another session.
-        release(chosen)
+        // arrived than the server allows: look again.
+        release(chosen, kind)
         continue
       }
       chosen.session.ref()
@@ -179,10 +206,12 @@ export function createApiClient (options: ApiClientOptions): ApiClient {
     }
   }
 
-  function release (p: PooledSession): void {
+  function release (p: PooledSession, kind: 'watch' | 'request'): void {
     p.active -= 1
+    if (kind === 'watch') p.watches -= 1
     // An idle session must not keep the process alive; open streams do.
     if (p.active === 0 && !p.session.destroyed) p.session.unref()
+    wake()
   }
 
   function streamLimit (p: PooledSession): number {
@@ -215,13 +244,13 @@ export function createApiClient (options: ApiClientOptions): ApiClient {
     try {
       stream = pooled.session.request(headers, { endStream: payload === undefined })
     } catch (err) {
-      release(pooled)
+      release(pooled, kind)
       throw new ApiConnectionError(method, path, server, err)
     }
     // One release per stream, however it ends. Errors reach the reader
     // through the stream's iterator or its close; this keeps one from
     // escaping as an uncaught 'error' when nobody is reading any more.
-    stream.once('close', () => { release(pooled) })
+    stream.once('close', () => { release(pooled, kind) })
     stream.on('error', () => {})
     if (payload !== undefined) stream.end(payload)
     try {
@@ -280,6 +309,7 @@ export function createApiClient (options: ApiClientOptions): ApiClient {
     },
     async close () {
       closed = true
+      wake()
       await Promise.all(pool.splice(0).map(async (p) => {
         if (p.ping !== undefined) clearInterval(p.ping)
         if (p.session.destroyed) return
