@@ -91,3 +91,8 @@ t.test('--auth-token-file is read once and never echoed', async (t) => {
   const err = t.throws(() => parseConfig([...base, '--secret=db', '--auth-token-file=/nope'], podEnv)) as ConfigError
   t.match(err.message, /cannot read --auth-token-file \/nope/)
 })
+
+t.test('--allow is refused until dynamic secrets exist, rather than silently ignored', async (t) => {
+  const err = t.throws(() => parseConfig([...base, '--secret=db', '--allow=apps/db-*'], podEnv)) as ConfigError
+  t.match(err.problems, [/--allow \(dynamic secrets\) is not available in this version yet/])
+})
