@@ -123,8 +123,8 @@ export function createStreamHub (options: StreamHubOptions): StreamHub {
       clients.add(client)
       metrics.clients(client.kind, 1)
       if (heartbeat === undefined) {
+        // Not unref'd: it runs only while clients exist, and stops with the last one.
         heartbeat = setInterval(tick, options.pingIntervalMs)
-        heartbeat.unref()
       }
       return true
     },

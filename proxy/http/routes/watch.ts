@@ -43,7 +43,9 @@ export function watchRoute (app: FastifyInstance, options: StreamRoutesOptions):
       request.streaming = true
       let bytes = 0
       let messages = 0
-      let alive = true
+      // Pings not yet answered; two in a row mean the client is gone (one
+      // could be an event loop that stalled past the interval).
+      let unanswered = 0
 
       const overflow = (): void => {
         metrics.slowClientClosed('websocket')
@@ -64,13 +66,13 @@ export function watchRoute (app: FastifyInstance, options: StreamRoutesOptions):
         },
         heartbeat () {
           if (socket.readyState !== WebSocket.OPEN) return
-          if (!alive) {
-            request.log.info({ route: ROUTE }, 'websocket client did not answer a ping: terminated')
+          if (unanswered >= 2) {
+            request.log.info({ route: ROUTE }, 'websocket client did not answer two pings: terminated')
             socket.terminate()
             return
           }
           if (socket.bufferedAmount > options.sendBufferBytes) return overflow()
-          alive = false
+          unanswered += 1
           socket.ping()
         },
         shutdown () {
@@ -78,7 +80,7 @@ export function watchRoute (app: FastifyInstance, options: StreamRoutesOptions):
         }
       }
 
-      socket.on('pong', () => { alive = true })
+      socket.on('pong', () => { unanswered = 0 })
       socket.on('close', (code) => {
         hub.remove(client)
         request.log.info({ route: ROUTE, secret: selectionLabel(selection), status: 101, bytes, messages, closeCode: code }, 'stream closed')
