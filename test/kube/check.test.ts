@@ -90,3 +90,17 @@ t.test('an unreachable API server exits 3', async (t) => {
   t.equal(code, CHECK_EXIT.unreachable)
   t.match(text, 'cannot ask the API server')
 })
+
+t.test('kubeconfig credentials: the admin user is named, and its reach beyond the secrets is warned about', async (t) => {
+  const { kubeconfigCredentials } = await import('../../proxy/kube/credentials.ts')
+  const ns = await cluster.namespace('checkadmin')
+  const api = createApiClient({ credentials: await kubeconfigCredentials({ kubeconfig: cluster.state.kubeconfig }) })
+  t.teardown(() => api.close())
+  const lines: string[] = []
+  const code = await runCheck({ api, secrets: [{ namespace: ns, name: 'db' }], mode: 'watch', out: (line) => { lines.push(line) } })
+  const text = lines.join('\n')
+  t.equal(code, CHECK_EXIT.ok)
+  t.match(text, /^# kube-secret-proxy check: User \S+, mode watch/)
+  t.match(text, 'secrets in every namespace (a ClusterRole)')
+  t.match(text, '  - kind: User')
+})

@@ -55,3 +55,16 @@ t.test('poll mode: a deleted secret is reported and served again when recreated'
   await entryWhen(running.store, id, 'recreated', (e) => e.state === 'synced' && valueOf(e, 'password') === 'two')
   t.same(running.changes.map((c) => c.type), ['DELETED', 'MODIFIED', 'DELETED', 'MODIFIED'])
 })
+
+t.test('nothing successful for staleAfterMs marks the secret stale; the next success makes it fresh', async (t) => {
+  const app = await appWithRole(cluster, 'pollstale', ['db'], ['get'])
+  await cluster.createSecret(app.namespace, 'db', { password: 'one' })
+  const running = startSource(app, ['db'], { mode: 'poll', pollIntervalMs: 1500, staleAfterMs: 500 })
+  t.teardown(() => running.close())
+  const id = `${app.namespace}/db`
+  await entryWhen(running.store, id, 'loaded', (e) => e.state === 'synced')
+  const stale = await entryWhen(running.store, id, 'stale', (e) => e.state === 'stale')
+  t.equal(valueOf(stale, 'password'), 'one', 'still holds the last value')
+  await entryWhen(running.store, id, 'fresh again', (e) => e.state === 'synced')
+  t.same(running.changes.slice(0, 3).map((c) => c.type), ['MODIFIED', 'STALE', 'FRESH'])
+})

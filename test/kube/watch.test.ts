@@ -89,3 +89,18 @@ t.test('watch mode without list/watch permission is forbidden with the fix', asy
   t.equal(entry.forbiddenReason, `ServiceAccount ${app.namespace}/app may not list, watch secret ${app.namespace}/db: add verbs get, list, watch with resourceNames [db] to its Role`)
   t.equal(entry.content, undefined)
 })
+
+t.test('a watch silent for longer than silenceMs is restarted, and keeps delivering', async (t) => {
+  const app = await appWithRole(cluster, 'silent', ['db'], ['get', 'list', 'watch'])
+  await cluster.createSecret(app.namespace, 'db', { password: 'a' })
+  const running = startSource(app, ['db'], { silenceMs: 300 })
+  t.teardown(() => running.close())
+  const id = `${app.namespace}/db`
+  await entryWhen(running.store, id, 'loaded', (e) => e.state === 'synced')
+  const { waitFor } = await import('../cluster/helpers.ts')
+  await waitFor('a silent watch restarted', () => running.restarts.includes('silent') ? true : undefined)
+  await cluster.updateSecret(app.namespace, 'db', { password: 'b' })
+  await entryWhen(running.store, id, 'updated', (e) => valueOf(e, 'password') === 'b')
+  t.ok(running.log.lines.some((l) => l.level === 'warn' && l.msg.includes('was silent')), 'logged')
+  t.same(running.changes.map((c) => c.type), ['MODIFIED', 'MODIFIED'], 'restarts are not changes')
+})
