@@ -87,8 +87,13 @@ export function createStreamHub (options: StreamHubOptions): StreamHub {
     let written = 0
     for (const client of [...clients]) {
       if (!client.wants(change.entry.id)) continue
-      client.send(message, true)
-      written += 1
+      // One broken client must not keep the others from the change.
+      try {
+        client.send(message, true)
+        written += 1
+      } catch (err) {
+        log.error({ err, kind: client.kind, secret: change.entry.id, type: change.type }, 'failed to push a change to a streaming client')
+      }
     }
     const waiting = waiters.get(change.entry.id)
     if (waiting !== undefined) {
