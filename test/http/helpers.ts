@@ -169,9 +169,10 @@ function listen (ws: WebSocket, messages: Queue<Message>): Promise<[number, stri
 
 /**
  * A WebSocket through injectWS; listeners are attached before the first
- * message can arrive. Close it from the server side only: the injected
- * socket pair never reports a client-initiated close to the server, whose
- * ws then holds a 30 s close timer. Tests about closing use connectWebSocket.
+ * message can arrive. Let app.close() close it: a close handshake started
+ * earlier (by either side) over the injected socket pair never reports the
+ * socket closed to the server, whose ws then holds a 30 s close timer.
+ * Tests about closing use connectWebSocket.
  */
 export async function injectWebSocket (t: Test, app: FastifyInstance, path: string, headers: Record<string, string> = HEADERS): Promise<WsClient> {
   const messages = new Queue<Message>()
