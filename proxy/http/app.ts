@@ -94,6 +94,9 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onSend', async (_request, reply) => {
     reply.header('cache-control', 'no-store')
     reply.header('x-content-type-options', 'nosniff')
+    // A keep-alive connection left idle after a long-poll released by
+    // shutdown would hold server.close() until its keep-alive timeout.
+    if (hub.closing) reply.header('connection', 'close')
   })
 
   app.addHook('onResponse', async (request, reply) => {

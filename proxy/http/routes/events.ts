@@ -70,6 +70,8 @@ export function eventsRoute (app: FastifyInstance, options: StreamRoutesOptions)
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
       'x-content-type-options': 'nosniff',
+      // The connection ends with the stream, so a stopping server is not held by an idle keep-alive socket.
+      connection: 'close',
       // Tell a buffering reverse proxy (nginx) to pass events through at once.
       'x-accel-buffering': 'no'
     })
