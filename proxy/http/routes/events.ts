@@ -26,7 +26,8 @@ function endSoon (res: ServerResponse): void {
 export function eventsRoute (app: FastifyInstance, options: StreamRoutesOptions): void {
   const { store, hub, metrics } = options
 
-  app.get<{ Querystring: StreamQuery }>(ROUTE, { schema: { querystring: StreamQuery } }, async (request, reply) => {
+  // No HEAD twin: a HEAD would open a stream that can never carry an event.
+  app.get<{ Querystring: StreamQuery }>(ROUTE, { schema: { querystring: StreamQuery }, exposeHeadRoute: false }, async (request, reply) => {
     const selection = selectionOf(request.query, store, options.defaultNamespace)
     const lastEventId = request.headers['last-event-id']
     const since = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : request.query.since

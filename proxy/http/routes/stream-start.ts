@@ -1,6 +1,5 @@
 // What the WebSocket and SSE routes share before their first message: the
 // secrets a client selected, and the snapshot or the replay it starts with.
-import type { FastifyRequest } from 'fastify'
 import { errors } from '../../errors.ts'
 import { secretId, type SecretStore } from '../../store/secret-store.ts'
 import { invalidMessage, type StreamQuery } from '../names.ts'
@@ -47,5 +46,3 @@ export function initialFrames (hub: StreamHub, store: SecretStore, selection: Se
 export function selectionLabel (selection: Selection): string {
   return selection.ids === undefined ? '*' : [...selection.ids].join(',')
 }
-
-export type StreamRequest = FastifyRequest<{ Querystring: StreamQuery }>
