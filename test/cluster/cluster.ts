@@ -120,6 +120,21 @@ export class Cluster {
     return this.admin.call('DELETE', `/apis/rbac.authorization.k8s.io/v1/namespaces/${namespace}/rolebindings/${name}`)
   }
 
+  /**
+   * ServiceAccount `app` in a namespace (a new one named after `prefix`
+   * unless `namespace` is given), bound to a Role with `verbs` on exactly the
+   * named secrets: the RBAC a sidecar of that pod needs.
+   */
+  async appServiceAccount (prefix: string, resourceNames: string[], verbs: string[], namespace?: string): Promise<{ namespace: string, user: string }> {
+    const ns = namespace ?? await this.namespace(prefix)
+    await this.createServiceAccount(ns, 'app').catch((err: { status?: number }) => {
+      if (err.status !== 409) throw err // already made by a test that needed it first
+    })
+    await this.createRole(ns, 'secret-reader', [{ resources: ['secrets'], resourceNames, verbs }])
+    await this.createRoleBinding(ns, 'app-secret-reader', 'secret-reader', 'app')
+    return { namespace: ns, user: `system:serviceaccount:${ns}:app` }
+  }
+
   async createSecret (namespace: string, name: string, data: Record<string, string | Buffer>, options: { type?: string, labels?: Record<string, string> } = {}): Promise<any> {
     return this.admin.call('POST', `/api/v1/namespaces/${namespace}/secrets`, {
       metadata: { name, labels: options.labels ?? {} },

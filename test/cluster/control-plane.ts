@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { ensureBuilt } from './build.ts'
 import { Cluster, type ClusterState } from './cluster.ts'
+import { waitFor } from './helpers.ts'
 
 const ISSUER = 'https://kubernetes.default.svc.cluster.local'
 
@@ -180,12 +181,8 @@ export class ControlPlane extends Cluster {
   }
 
   async #waitForDefaultNamespace (): Promise<void> {
-    const deadline = Date.now() + 60_000
-    while (Date.now() < deadline) {
-      if ((await this.admin.send('GET', '/api/v1/namespaces/default')).status === 200) return
-      await delay(100)
-    }
-    throw new Error('the default namespace did not appear within 60 s')
+    await waitFor('the default namespace', async () =>
+      (await this.admin.send('GET', '/api/v1/namespaces/default')).status === 200 ? true : undefined, 60_000, 100)
   }
 }
 

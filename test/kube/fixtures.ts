@@ -37,14 +37,9 @@ export interface App {
 
 /** A namespace with ServiceAccount `app`, bound to a Role with `verbs` on the named secrets. */
 export async function appWithRole (cluster: Cluster, prefix: string, resourceNames: string[], verbs: string[], options: { namespace?: string, token?: string } = {}): Promise<App> {
-  const namespace = options.namespace ?? await cluster.namespace(prefix)
-  await cluster.createServiceAccount(namespace, 'app').catch((err: { status?: number }) => {
-    if (err.status !== 409) throw err // already made by a test that needed it first
-  })
-  await cluster.createRole(namespace, 'secret-reader', [{ resources: ['secrets'], resourceNames, verbs }])
-  await cluster.createRoleBinding(namespace, 'app-secret-reader', 'secret-reader', 'app')
+  const { namespace, user } = await cluster.appServiceAccount(prefix, resourceNames, verbs, options.namespace)
   const token = options.token ?? await cluster.mintToken(namespace, 'app', { expirationSeconds: 3600 })
-  return { namespace, serviceAccount: 'app', user: `system:serviceaccount:${namespace}:app`, token, pod: cluster.podServiceAccount(namespace, token) }
+  return { namespace, serviceAccount: 'app', user, token, pod: cluster.podServiceAccount(namespace, token) }
 }
 
 export interface Running {

@@ -224,13 +224,10 @@ export function httpGet (port: number, path: string, headers: Record<string, str
   })
 }
 
-/** A namespace with a ServiceAccount bound to a Role on the named secrets. */
+/** A new namespace whose ServiceAccount `app` may read the named secrets. */
 export async function grantedNamespace (cluster: Cluster, prefix: string, secrets: string[], verbs = ['get', 'list', 'watch']): Promise<{ ns: string, user: string }> {
-  const ns = await cluster.namespace(prefix)
-  await cluster.createServiceAccount(ns, 'app')
-  await cluster.createRole(ns, 'secret-reader', [{ resources: ['secrets'], resourceNames: secrets, verbs }])
-  await cluster.createRoleBinding(ns, 'app-secret-reader', 'secret-reader', 'app')
-  return { ns, user: `system:serviceaccount:${ns}:app` }
+  const { namespace, user } = await cluster.appServiceAccount(prefix, secrets, verbs)
+  return { ns: namespace, user }
 }
 
 export const decode = (value: string): string => Buffer.from(value, 'base64').toString('utf8')
