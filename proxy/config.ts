@@ -87,7 +87,7 @@ export const SETTINGS: readonly Setting[] = [
   { flag: 'api-burst', kind: 'int', default: '10', help: 'API request burst above --api-qps' },
   { flag: 'auth-token-file', kind: 'string', default: '', help: 'require "Authorization: Bearer <contents of this file>" on the secrets API' },
   { flag: 'allowed-host', kind: 'list', default: '', help: 'an extra Host header value to accept besides localhost, 127.0.0.1 and [::1] (DNS rebinding guard)' },
-  { flag: 'allow', kind: 'list', default: '', help: '(not available yet) dynamic secrets: also serve secrets matching namespace/pattern* on demand. RBAC has no wildcards, so this needs namespace-wide get, list, watch and the sidecar becomes the only guard' },
+  { flag: 'allow', kind: 'list', default: '', help: 'dynamic secrets: also serve secrets matching namespace/pattern* on demand. RBAC has no wildcards, so this needs namespace-wide get, list, watch and the sidecar becomes the only guard' },
   { flag: 'cache-max-secrets', kind: 'int', default: '100', help: 'dynamic secrets kept at most (least recently read evicted)' },
   { flag: 'cache-max-bytes', kind: 'bytes', default: '16MiB', help: 'dynamic secret bytes kept at most' }
 ]
@@ -281,8 +281,7 @@ export function parseConfig (argv: readonly string[], env: NodeJS.ProcessEnv): C
   for (const pattern of allow) {
     if (!/^[a-z0-9-]+\/[a-z0-9.*-]+$/.test(pattern)) problems.push(`--allow ${JSON.stringify(pattern)} is not namespace/pattern, e.g. --allow 'team-a/db-*'`)
   }
-  // Refuse rather than start without what was asked for.
-  if (allow.length > 0) problems.push('--allow (dynamic secrets) is not available in this version yet: list each secret with --secret instead')
+
   if (wantsApi && raw('secret').length === 0 && allow.length === 0) {
     problems.push('no secret to serve: pass --secret name (repeatable) or set KSP_SECRET=name1,name2')
   }

@@ -45,14 +45,20 @@ async function main (): Promise<void> {
   })
 
   if (config.command === 'check') {
-    const code = await runCheck({ api, secrets: config.secrets, mode: config.mode, namespace: config.namespace, out: (line) => process.stdout.write(`${line}\n`) })
+    const code = await runCheck({ api, secrets: config.secrets, mode: config.mode, namespace: config.namespace, allow: config.allow, out: (line) => process.stdout.write(`${line}\n`) })
     api.close()
     process.exitCode = code
     return
   }
 
-  const store = createSecretStore({ secrets: config.secrets, keepPreviousMs: config.keepPreviousMs })
-  const metrics = createMetrics({ store, version })
+  const store = createSecretStore({
+    secrets: config.secrets,
+    keepPreviousMs: config.keepPreviousMs,
+    allow: config.allow,
+    cacheMaxSecrets: config.cacheMaxSecrets,
+    cacheMaxBytes: config.cacheMaxBytes
+  })
+  const metrics = createMetrics({ store, version, cacheSize: () => store.dynamicSize() })
   const source = createSecretSource({
     api,
     store,
@@ -104,6 +110,20 @@ async function main (): Promise<void> {
     fail(new ConfigError(problems))
   }
 
+  // Dynamic secrets: the app's reads ask the store, the store tells the source.
+  store.onDemand({
+    added: (entry) => source.add(entry),
+    removed: (entry) => {
+      source.remove(entry.id)
+      metrics.cache.evicted(entry.namespace, entry.name)
+    }
+  })
+  if (config.allow.length > 0) {
+    log.warn({ allow: config.allow }, 'dynamic secrets are on: RBAC must grant namespace-wide get, list, watch, so the --allow patterns are the only guard of which secrets the app reads')
+  }
+  // Previous content must not outlive its window in memory.
+  const expireTimer = config.keepPreviousMs > 0 ? setInterval(() => store.expirePrevious(), Math.min(config.keepPreviousMs, 1000)).unref() : undefined
+
   source.start()
   log.info({ version, secrets: config.secrets.map((s) => `${s.namespace}/${s.name}${s.optional ? '?optional' : ''}`), listen: config.listen, metricsListen: config.metricsListen, mode: config.mode }, 'kube-secret-proxy started')
 
@@ -113,6 +133,7 @@ async function main (): Promise<void> {
     // app.close() stops accepting, closes WebSockets (1001) and SSE streams,
     // releases long-polls and waits for in-flight requests.
     await app.close()
+    clearInterval(expireTimer)
     await source.stop()
     await health.close()
     metrics.close()

@@ -92,7 +92,8 @@ t.test('--auth-token-file is read once and never echoed', async (t) => {
   t.match(err.message, /cannot read --auth-token-file \/nope/)
 })
 
-t.test('--allow is refused until dynamic secrets exist, rather than silently ignored', async (t) => {
-  const err = t.throws(() => parseConfig([...base, '--secret=db', '--allow=apps/db-*'], podEnv)) as ConfigError
-  t.match(err.problems, [/--allow \(dynamic secrets\) is not available in this version yet/])
+t.test('--allow takes namespace/pattern and may stand without --secret', async (t) => {
+  t.same(parseConfig([...base, '--allow=apps/db-*'], podEnv).allow, ['apps/db-*'])
+  const err = t.throws(() => parseConfig([...base, '--allow=db-*'], podEnv)) as ConfigError
+  t.match(err.problems, [/--allow "db-\*" is not namespace\/pattern/])
 })

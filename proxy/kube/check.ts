@@ -16,6 +16,8 @@ export interface CheckOptions {
   out: (line: string) => void
   /** the name of the Role and RoleBinding in the printed YAML (default kube-secret-proxy) */
   roleName?: string
+  /** --allow patterns (dynamic secrets), `namespace/pattern` */
+  allow?: readonly string[]
 }
 
 /** Exit codes of runCheck. */
@@ -69,9 +71,23 @@ export async function runCheck (options: CheckOptions): Promise<number> {
       const extra = await allowedOf(api, EXTRA_ON_ONE, secret.namespace, secret.name)
       if (extra.length > 0) out(`WARNING  ${subject.display} may also ${extra.join(', ')} secret ${secret.namespace}/${secret.name}: the sidecar only reads it; remove those verbs`)
     }
+    const namespaceWide = new Map<string, Verb[]>()
     for (const namespace of namespaces.keys()) {
       const extra = await allowedOf(api, EXTRA_IN_NAMESPACE, namespace, undefined)
-      if (extra.length > 0) out(`WARNING  ${subject.display} may ${extra.join(', ')} every secret in namespace ${namespace}, not only the configured ones: restrict its Role with resourceNames`)
+      namespaceWide.set(namespace, extra)
+      if (extra.length > 0 && !(options.allow ?? []).some((p) => p.startsWith(`${namespace}/`))) out(`WARNING  ${subject.display} may ${extra.join(', ')} every secret in namespace ${namespace}, not only the configured ones: restrict its Role with resourceNames`)
+    }
+    const dynamicNamespaces = new Set((options.allow ?? []).map((pattern) => pattern.slice(0, pattern.indexOf('/'))))
+    for (const namespace of dynamicNamespaces) {
+      const granted = namespaceWide.get(namespace) ?? await allowedOf(api, EXTRA_IN_NAMESPACE, namespace, undefined)
+      const missing = wanted.filter((verb) => !granted.includes(verb))
+      if (missing.length > 0) {
+        missingAny = true
+        out(`MISSING  ${subject.display} may not ${missing.join(', ')} every secret in namespace ${namespace}: --allow needs them (RBAC has no wildcards: grant ${wanted.join(', ')} on secrets without resourceNames)`)
+      } else {
+        out(`ok       ${wanted.join(', ')} every secret in namespace ${namespace} (for --allow)`)
+      }
+      out(`NOTE     with --allow, RBAC lets this sidecar read every secret in ${namespace}: the sidecar's --allow patterns are then the only guard of what the app gets`)
     }
     const clusterWide = await allowedOf(api, EXTRA_CLUSTER_WIDE, undefined, undefined)
     if (clusterWide.length > 0) out(`WARNING  ${subject.display} may ${clusterWide.join(', ')} secrets in every namespace (a ClusterRole): bind a Role per namespace instead`)

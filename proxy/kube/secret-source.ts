@@ -47,6 +47,10 @@ export interface SecretSourceOptions {
 
 export interface SecretSource {
   start: () => void
+  /** starts fetching a secret that was not configured (a dynamic one) */
+  add: (secret: { readonly namespace: string, readonly name: string }) => void
+  /** stops fetching a secret (an evicted dynamic one): its watch ends */
+  remove: (id: string) => void
   /** stops every loop and waits for them; does not close the API client */
   stop: () => Promise<void>
   /** when a loop last attempted an API request (for /livez): "is it still trying?" */
@@ -70,6 +74,9 @@ interface Tracked {
   next: Decision | undefined
   /** auto mode logs once per secret that it polls, and why */
   pollLogged: boolean
+  /** aborted when the source stops or this secret is removed */
+  readonly signal: AbortSignal
+  readonly cancel: AbortController
 }
 
 const realTimers: Timers = {
@@ -85,7 +92,7 @@ export function createSecretSource (options: SecretSourceOptions): SecretSource 
   const stopping = new AbortController()
   let lastAttemptAt = clock()
   let started = false
-  let loops: Array<Promise<void>> = []
+  const loops = new Set<Promise<void>>()
   let staleTimer: unknown
 
   // Every request goes through here, so liveness and metrics see all of them.
@@ -115,17 +122,26 @@ export function createSecretSource (options: SecretSourceOptions): SecretSource 
     return subject
   }
 
-  const tracked: Tracked[] = options.secrets.map((s) => ({
-    namespace: s.namespace,
-    name: s.name,
-    id: secretId(s.namespace, s.name),
-    rv: undefined,
-    lastSuccessAt: clock().getTime(),
-    mode: undefined,
-    forbidden: undefined,
-    next: undefined,
-    pollLogged: false
-  }))
+  const tracked = new Map<string, Tracked>()
+  function track (secret: { readonly namespace: string, readonly name: string }): Tracked {
+    const cancel = new AbortController()
+    const t: Tracked = {
+      namespace: secret.namespace,
+      name: secret.name,
+      id: secretId(secret.namespace, secret.name),
+      rv: undefined,
+      lastSuccessAt: clock().getTime(),
+      mode: undefined,
+      forbidden: undefined,
+      next: undefined,
+      pollLogged: false,
+      signal: AbortSignal.any([stopping.signal, cancel.signal]),
+      cancel
+    }
+    tracked.set(t.id, t)
+    return t
+  }
+  for (const secret of options.secrets) track(secret)
 
   function sleep (ms: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
@@ -176,15 +192,15 @@ export function createSecretSource (options: SecretSourceOptions): SecretSource 
 
   /** decide, retried with backoff until it answers or the source stops */
   async function decideUntilAnswered (t: Tracked): Promise<Decision | undefined> {
-    for (let failures = 0; !stopping.signal.aborted; failures++) {
+    for (let failures = 0; !t.signal.aborted; failures++) {
       try {
         return await decide(t)
       } catch (err) {
-        if (stopping.signal.aborted) return undefined
+        if (t.signal.aborted) return undefined
         store.apply({ type: 'stale', id: t.id })
         const delay = backoffMs(failures)
         log.warn({ secret: t.id, err: messageOf(err), retryInMs: delay }, `cannot ask the API server what may be done with secret ${t.id}; retrying`)
-        await sleep(delay, stopping.signal)
+        await sleep(delay, t.signal)
       }
     }
     return undefined
@@ -193,7 +209,7 @@ export function createSecretSource (options: SecretSourceOptions): SecretSource 
   /** One secret, for the life of the source: decide, run, and decide again when access changes. */
   async function supervise (t: Tracked): Promise<void> {
     let decision = await decideUntilAnswered(t)
-    while (decision !== undefined && !stopping.signal.aborted) {
+    while (decision !== undefined && !t.signal.aborted) {
       if (decision.kind === 'forbidden') {
         if (t.forbidden !== decision.reason) {
           log.error({ secret: t.id }, `secret ${t.id} is no longer served: ${decision.reason}`)
@@ -202,7 +218,7 @@ export function createSecretSource (options: SecretSourceOptions): SecretSource 
         t.forbidden = decision.reason
         t.mode = undefined
         store.apply({ type: 'forbidden', id: t.id, reason: decision.reason })
-        await sleep(options.recheckIntervalMs, stopping.signal)
+        await sleep(options.recheckIntervalMs, t.signal)
         decision = await decideUntilAnswered(t)
         continue
       }
@@ -215,11 +231,11 @@ export function createSecretSource (options: SecretSourceOptions): SecretSource 
 
       const run = new AbortController()
       const endRun = (): void => run.abort()
-      stopping.signal.addEventListener('abort', endRun, { once: true })
+      t.signal.addEventListener('abort', endRun, { once: true })
       const recheck = startRecheck(t, run)
       const outcome = t.mode === 'watch' ? await watchLoop(t, run.signal) : await pollLoop(t, run.signal)
       recheck()
-      stopping.signal.removeEventListener('abort', endRun)
+      t.signal.removeEventListener('abort', endRun)
       decision = outcome ?? t.next
     }
   }
@@ -396,10 +412,23 @@ export function createSecretSource (options: SecretSourceOptions): SecretSource 
 
   function checkStaleness (): void {
     const now = clock().getTime()
-    for (const t of tracked) {
+    for (const t of tracked.values()) {
       if (t.forbidden === undefined && now - t.lastSuccessAt > options.staleAfterMs) store.apply({ type: 'stale', id: t.id })
     }
     staleTimer = timers.setTimeout(checkStaleness, Math.max(10, Math.min(1000, options.staleAfterMs / 4)))
+  }
+
+  function run (t: Tracked): void {
+    const loop = (async () => {
+      try {
+        await supervise(t)
+      } catch (err) {
+        // Never expected; a loop that dies would leave a secret unwatched for good.
+        log.error({ secret: t.id, err: messageOf(err) }, `the loop of secret ${t.id} failed unexpectedly`)
+      }
+    })()
+    loops.add(loop)
+    void loop.finally(() => loops.delete(loop))
   }
 
   return {
@@ -409,21 +438,26 @@ export function createSecretSource (options: SecretSourceOptions): SecretSource 
       started = true
       lastAttemptAt = clock()
       const now = clock().getTime()
-      for (const t of tracked) t.lastSuccessAt = now
+      for (const t of tracked.values()) t.lastSuccessAt = now
       checkStaleness()
-      loops = tracked.map(async (t) => {
-        try {
-          await supervise(t)
-        } catch (err) {
-          // Never expected; a loop that dies would leave a secret unwatched for good.
-          log.error({ secret: t.id, err: messageOf(err) }, `the loop of secret ${t.id} failed unexpectedly`)
-        }
-      })
+      for (const t of tracked.values()) run(t)
+    },
+    add (secret) {
+      if (stopping.signal.aborted || tracked.has(secretId(secret.namespace, secret.name))) return
+      const t = track(secret)
+      if (started) run(t)
+    },
+    remove (id) {
+      const t = tracked.get(id)
+      if (t === undefined) return
+      tracked.delete(id)
+      t.cancel.abort()
+      log.info({ secret: id }, `stopped fetching secret ${id}`)
     },
     async stop () {
       stopping.abort()
       timers.clearTimeout(staleTimer)
-      await Promise.all(loops)
+      await Promise.all([...loops])
     }
   }
 }

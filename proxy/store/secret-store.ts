@@ -2,6 +2,7 @@
 // secret, its state and versions. Only the watch source writes it (apply);
 // HTTP, WebSocket, SSE and metrics read it or subscribe to its changes.
 import { randomBytes } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 
 export type SecretState = 'pending' | 'synced' | 'stale' | 'forbidden' | 'deleted'
 
@@ -26,6 +27,8 @@ export interface SecretEntry {
   readonly namespace: string
   readonly name: string
   readonly optional: boolean
+  /** asked for by the app under --allow, not configured; evicted when least recently used */
+  readonly dynamic: boolean
   readonly state: SecretState
   /** undefined while pending, and after a 403 or a deletion */
   readonly content: SecretContent | undefined
@@ -74,6 +77,17 @@ export interface SecretStoreOptions {
   clock?: () => Date
   /** unique per process start; cursors from another boot are not resumable */
   bootId?: string
+  /** dynamic secrets: `namespace/pattern` with `*` wildcards the app may ask for */
+  allow?: readonly string[]
+  /** dynamic secrets kept at most, and their data bytes at most */
+  cacheMaxSecrets?: number
+  cacheMaxBytes?: number
+}
+
+/** Who fetches dynamic secrets (the source) hears when one is wanted and when it is evicted. */
+export interface DemandListener {
+  added: (entry: SecretEntry) => void
+  removed: (entry: SecretEntry) => void
 }
 
 export interface SecretStore {
@@ -82,6 +96,15 @@ export interface SecretStore {
   readonly cursor: string
   get: (id: string) => SecretEntry | undefined
   entries: () => SecretEntry[]
+  /**
+   * The entry a reader asks for: a configured secret, or a dynamic one that
+   * --allow permits (added as pending the first time, and marked recently
+   * used); undefined when neither.
+   */
+  demand: (namespace: string, name: string) => SecretEntry | undefined
+  onDemand: (listener: DemandListener) => () => void
+  /** how many dynamic secrets are held, and their data bytes */
+  dynamicSize: () => { entries: number, bytes: number }
   /** only the source calls this */
   apply: (event: SourceEvent) => void
   subscribe: (listener: Listener) => () => void
@@ -113,12 +136,13 @@ export function sameContent (a: SecretContent | undefined, b: SecretContent): bo
   return true
 }
 
-function emptyEntry (namespace: string, name: string, optional: boolean): SecretEntry {
+function emptyEntry (namespace: string, name: string, optional: boolean, dynamic = false): SecretEntry {
   return {
     id: secretId(namespace, name),
     namespace,
     name,
     optional,
+    dynamic,
     state: 'pending',
     content: undefined,
     resourceVersion: undefined,
@@ -131,6 +155,18 @@ function emptyEntry (namespace: string, name: string, optional: boolean): Secret
   }
 }
 
+function contentBytes (content: SecretContent | undefined): number {
+  let bytes = 0
+  for (const value of content?.data.values() ?? []) bytes += value.length
+  return bytes
+}
+
+/** `namespace/db-*` → a test of `namespace/name` ids. */
+function allowPattern (pattern: string): RegExp {
+  const escaped = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[a-z0-9.-]*')
+  return new RegExp(`^${escaped}$`)
+}
+
 export function createSecretStore (options: SecretStoreOptions): SecretStore {
   const clock = options.clock ?? (() => new Date())
   const bootId = options.bootId ?? randomBytes(4).toString('hex')
@@ -139,6 +175,20 @@ export function createSecretStore (options: SecretStoreOptions): SecretStore {
   const entries = new Map<string, SecretEntry>()
   for (const s of options.secrets) entries.set(secretId(s.namespace, s.name), emptyEntry(s.namespace, s.name, s.optional))
   const listeners = new Set<Listener>()
+  const demandListeners = new Set<DemandListener>()
+  const allowed = (options.allow ?? []).map(allowPattern)
+  // Dynamic secrets by recency. Only eviction and deletion release one (never
+  // an overwrite, which is how a content change updates its size).
+  const dynamic = new LRUCache<string, true>({
+    max: options.cacheMaxSecrets ?? 100,
+    maxSize: options.cacheMaxBytes ?? 16 * 1024 * 1024,
+    dispose: (_value, id, reason) => {
+      if (reason !== 'evict' && reason !== 'delete') return
+      const entry = entries.get(id)
+      entries.delete(id)
+      if (entry !== undefined) for (const listener of demandListeners) listener.removed(entry)
+    }
+  })
   // Recent changes for resume: sequence number and secret id only, never content.
   const history: Array<{ seq: number, id: string, type: ChangeType }> = []
   let sequence = 0
@@ -166,6 +216,8 @@ export function createSecretStore (options: SecretStoreOptions): SecretStore {
 
   function set (entry: SecretEntry): SecretEntry {
     entries.set(entry.id, entry)
+    // lru-cache sizes must be positive: an empty or unloaded secret counts 1.
+    if (entry.dynamic) dynamic.set(entry.id, true, { size: Math.max(1, contentBytes(entry.content)) })
     return entry
   }
 
@@ -211,6 +263,29 @@ export function createSecretStore (options: SecretStoreOptions): SecretStore {
     get cursor () { return cursorOf(sequence) },
     get: (id) => entries.get(id),
     entries: () => [...entries.values()],
+    demand (namespace, name) {
+      const id = secretId(namespace, name)
+      const known = entries.get(id)
+      if (known !== undefined) {
+        if (known.dynamic) dynamic.get(id)
+        return known
+      }
+      if (!allowed.some((pattern) => pattern.test(id))) return undefined
+      const entry = emptyEntry(namespace, name, true, true)
+      entries.set(id, entry)
+      dynamic.set(id, true, { size: 1 })
+      for (const listener of demandListeners) listener.added(entry)
+      return entries.get(id)
+    },
+    onDemand (listener) {
+      demandListeners.add(listener)
+      return () => { demandListeners.delete(listener) }
+    },
+    dynamicSize () {
+      let bytes = 0
+      for (const id of dynamic.keys()) bytes += contentBytes(entries.get(id)?.content)
+      return { entries: dynamic.size, bytes }
+    },
     subscribe (listener) {
       listeners.add(listener)
       return () => { listeners.delete(listener) }
@@ -235,14 +310,14 @@ export function createSecretStore (options: SecretStoreOptions): SecretStore {
         }
         case 'deleted': {
           if (current.state === 'deleted') return
-          const entry = set({ ...emptyEntry(current.namespace, current.name, current.optional), state: 'deleted', loaded: current.loaded, syncedAt: clock() })
+          const entry = set({ ...emptyEntry(current.namespace, current.name, current.optional, current.dynamic), state: 'deleted', loaded: current.loaded, syncedAt: clock() })
           emit('DELETED', entry)
           return
         }
         case 'forbidden': {
           if (current.state === 'forbidden' && current.forbiddenReason === event.reason) return
           // Access was revoked: the value must not outlive the permission.
-          const entry = set({ ...emptyEntry(current.namespace, current.name, current.optional), state: 'forbidden', loaded: current.loaded, forbiddenReason: event.reason })
+          const entry = set({ ...emptyEntry(current.namespace, current.name, current.optional, current.dynamic), state: 'forbidden', loaded: current.loaded, forbiddenReason: event.reason })
           emit('FORBIDDEN', entry)
         }
       }
@@ -275,6 +350,8 @@ export function createSecretStore (options: SecretStoreOptions): SecretStore {
     },
     ready () {
       for (const entry of entries.values()) {
+        // What the app asks for on the fly does not decide whether the pod is ready.
+        if (entry.dynamic) continue
         if (entry.state === 'forbidden') return false
         if (!entry.optional && !entry.loaded) return false
       }

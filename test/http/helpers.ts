@@ -106,6 +106,7 @@ export async function setup (t: Test, options: SetupOptions = {}): Promise<Setup
   const store = new Proxy(real, {
     get (target, property, receiver) {
       if (property === 'get') return (id: string) => { lookups.push(id); return target.get(id) }
+      if (property === 'demand') return (namespace: string, name: string) => { lookups.push(`${namespace}/${name}`); return target.demand(namespace, name) }
       return Reflect.get(target, property, receiver)
     }
   })

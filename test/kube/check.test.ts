@@ -11,11 +11,11 @@ import { appWithRole, type App } from './fixtures.ts'
 const cluster = Cluster.shared()
 t.teardown(() => cluster.close())
 
-async function check (t: Test, app: App, names: string[], mode: SourceMode): Promise<{ code: number, text: string }> {
+async function check (t: Test, app: App, names: string[], mode: SourceMode, allow: string[] = []): Promise<{ code: number, text: string }> {
   const api = createApiClient({ credentials: inClusterCredentials({ serviceAccountDir: app.pod.dir, env: app.pod.env }) })
   t.teardown(() => api.close())
   const lines: string[] = []
-  const code = await runCheck({ api, secrets: names.map((name) => ({ namespace: app.namespace, name })), mode, out: (line) => { lines.push(line) } })
+  const code = await runCheck({ api, secrets: names.map((name) => ({ namespace: app.namespace, name })), mode, allow, out: (line) => { lines.push(line) } })
   return { code, text: lines.join('\n') }
 }
 
@@ -103,4 +103,20 @@ t.test('kubeconfig credentials: the admin user is named, and its reach beyond th
   t.match(text, /^# kube-secret-proxy check: User \S+, mode watch/)
   t.match(text, 'secrets in every namespace (a ClusterRole)')
   t.match(text, '  - kind: User')
+})
+
+t.test('--allow: namespace-wide access is required, and check says the sidecar is then the only guard', async (t) => {
+  const narrow = await appWithRole(cluster, 'check-allow', ['db'], ['get', 'list', 'watch'])
+  const missing = await check(t, narrow, ['db'], 'watch', [`${narrow.namespace}/db-*`])
+  t.equal(missing.code, CHECK_EXIT.missing)
+  t.match(missing.text, `MISSING  ServiceAccount ${narrow.namespace}/app may not get, list, watch every secret in namespace ${narrow.namespace}: --allow needs them`)
+
+  const wide = await cluster.namespace('check-allow-wide')
+  await cluster.createServiceAccount(wide, 'app')
+  await cluster.createRole(wide, 'all-secrets', [{ resources: ['secrets'], verbs: ['get', 'list', 'watch'] }])
+  await cluster.createRoleBinding(wide, 'app-all-secrets', 'all-secrets', 'app')
+  const app: App = { ...narrow, namespace: wide, pod: cluster.podServiceAccount(wide, await cluster.mintToken(wide, 'app')) }
+  const ok = await check(t, app, [], 'watch', [`${wide}/db-*`])
+  t.equal(ok.code, CHECK_EXIT.ok)
+  t.match(ok.text, `NOTE     with --allow, RBAC lets this sidecar read every secret in ${wide}: the sidecar's --allow patterns are then the only guard`)
 })

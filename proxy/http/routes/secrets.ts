@@ -53,9 +53,10 @@ export function secretRoutes (app: FastifyInstance, options: SecretRoutesOptions
     const id = secretId(request.params.namespace ?? defaultNamespace, request.params.name)
     request.secretId = id
     if (key !== undefined) request.secretKey = key
-    let entry = store.get(id)
+    let entry = store.demand(request.params.namespace ?? defaultNamespace, request.params.name)
     if (entry === undefined) throw new errors.SECRET_NOT_CONFIGURED(id)
     const tags = parseIfNoneMatch(request.headers['if-none-match'])
+    if (entry.dynamic && entry.state === 'pending') entry = await firstLoad(reply, entry)
 
     if (request.query.version === 'previous') {
       if (currentContent(entry) === undefined) throw unavailableError(entry)
@@ -88,6 +89,16 @@ export function secretRoutes (app: FastifyInstance, options: SecretRoutesOptions
     if (shown === undefined) throw unavailableError(entry)
     if (entry.state === 'stale') reply.header(STALE_HEADER, 'true')
     return answer(reply, entry, shown, tags, key)
+  }
+
+  /** A dynamic secret asked for the first time: wait (up to maxWaitMs) for the source to fetch it. */
+  async function firstLoad (reply: FastifyReply, entry: SecretEntry): Promise<SecretEntry> {
+    const gone = new AbortController()
+    const onClose = (): void => { gone.abort() }
+    reply.raw.once('close', onClose)
+    await hub.wait(entry.id, (e) => e.state === 'pending', options.maxWaitMs, gone.signal)
+    reply.raw.removeListener('close', onClose)
+    return store.get(entry.id) ?? entry
   }
 
   function answer (reply: FastifyReply, entry: SecretEntry, shown: ContentVersion, tags: string[] | undefined, key: string | undefined): FastifyReply {

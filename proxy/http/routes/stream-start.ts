@@ -21,7 +21,8 @@ export function selectionOf (query: StreamQuery, store: SecretStore, defaultName
     const name = selector.slice(slash + 1)
     if (name.length > 253) throw new errors.INVALID_NAME(invalidMessage('secret'))
     const id = secretId(namespace, name)
-    if (store.get(id) === undefined) throw new errors.SECRET_NOT_CONFIGURED(id)
+    // demand: a dynamic secret --allow permits starts loading and is pushed when it arrives
+    if (store.demand(namespace, name) === undefined) throw new errors.SECRET_NOT_CONFIGURED(id)
     ids.add(id)
   }
   return { ids, wants: (id) => ids.has(id) }
