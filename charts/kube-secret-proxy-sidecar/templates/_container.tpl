@@ -132,7 +132,7 @@ token Secret when authToken.enabled.
 - name: kube-secret-proxy-auth-token
   secret:
     secretName: {{ include "kube-secret-proxy-sidecar.authTokenSecretName" . }}
-    defaultMode: 0444
+    defaultMode: 292 # 0444 (decimal: YAML 1.1 and 1.2 readers agree)
     items:
       - key: {{ $c.authToken.key }}
         path: token
