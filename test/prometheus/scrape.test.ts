@@ -1,11 +1,11 @@
 // A real Prometheus scrapes a running sidecar: the target is up, the
 // per-secret gauges come back through the query API, the example alert rules
-// load and evaluate, and the forbidden alert fires when the RoleBinding goes.
+// load and evaluate, the Grafana dashboard's queries run, and the forbidden alert fires when the RoleBinding goes.
 // `promtool check metrics` finds nothing to say about the /metrics text.
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Cluster } from '../cluster/cluster.ts'
@@ -15,6 +15,9 @@ import { Sidecar, grantedNamespace } from '../sidecar/sidecar.ts'
 import { requireCommands } from '../examples/toolchain.ts'
 
 const ALERTS = join(import.meta.dirname, '..', '..', 'examples', 'prometheus', 'alerts.yaml')
+const dashboard = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'examples', 'grafana', 'kube-secret-proxy.json'), 'utf8')) as {
+  panels: Array<{ title: string, targets: Array<{ expr: string }> }>
+}
 
 const cluster = Cluster.shared()
 t.teardown(() => cluster.close())
@@ -106,6 +109,18 @@ scrape_configs:
     return rules.length === 3 && rules.every((r: any) => r.health === 'ok' && r.lastEvaluation !== '0001-01-01T00:00:00Z') ? rules : undefined
   }, 30_000, 200)
   t.strictSame(groups.map((r: any) => r.state), ['inactive', 'inactive', 'inactive'], 'nothing fires while the secret is synced')
+
+  // The Grafana dashboard's queries parse and name metrics the sidecar exports.
+  const exported = new Set([...(await sidecar.metrics('/metrics')).body.toString().matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]))
+  for (const panel of dashboard.panels) {
+    for (const { expr } of panel.targets) {
+      for (const [name] of expr.matchAll(/kube_secret_proxy_\w+/g)) {
+        t.ok(exported.has(name.replace(/_(bucket|sum|count)$/, '')), `${panel.title}: ${name} is exported`)
+      }
+      const query = expr.replaceAll('$__rate_interval', '1m').replaceAll('$job', '.+').replaceAll('$instance', '.+')
+      await t.resolves(api(`query?query=${encodeURIComponent(query)}`), `${panel.title}: Prometheus accepts ${query}`)
+    }
+  }
 
   // Revoke access: the sidecar's recheck drops the secret, the next scrape says forbidden, the alert fires.
   await cluster.deleteRoleBinding(ns, 'app-secret-reader')
