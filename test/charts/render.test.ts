@@ -52,7 +52,10 @@ function checkPod (t: Test, spec: any, expect: { serviceAccount: string, native:
   t.same(sidecar.livenessProbe.httpGet, { path: '/livez', port: 'ksp-metrics' })
 }
 
-/** Roles by namespace: resourceNames and verbs; and each RoleBinding binds its Role to the ServiceAccount. */
+/**
+ * Roles by namespace (a namespace-wide dynamic-secrets Role as "dynamic:<namespace>"):
+ * resourceNames and verbs; and each RoleBinding binds its Role to the ServiceAccount.
+ */
 function rolesOf (t: Test, docs: any[], serviceAccount: string, namespace: string): Record<string, { names: string[], verbs: string[] }> {
   t.notOk(docs.some((d) => d.kind === 'ClusterRole' || d.kind === 'ClusterRoleBinding'), 'no cluster-wide RBAC')
   const roles: Record<string, { names: string[], verbs: string[] }> = {}
@@ -60,8 +63,9 @@ function rolesOf (t: Test, docs: any[], serviceAccount: string, namespace: strin
     t.equal(role.rules.length, 1)
     t.same(role.rules[0].apiGroups, [''])
     t.same(role.rules[0].resources, ['secrets'])
-    roles[role.metadata.namespace] = { names: role.rules[0].resourceNames, verbs: role.rules[0].verbs }
-    const binding = one(docs.filter((d) => d.metadata.namespace === role.metadata.namespace), 'RoleBinding')
+    const names = role.rules[0].resourceNames
+    roles[names === undefined ? `dynamic:${role.metadata.namespace}` : role.metadata.namespace] = { names, verbs: role.rules[0].verbs }
+    const binding = one(docs.filter((d) => d.metadata.namespace === role.metadata.namespace), 'RoleBinding', role.metadata.name)
     t.same(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name })
     t.same(binding.subjects, [{ kind: 'ServiceAccount', name: serviceAccount, namespace }])
   }
@@ -72,7 +76,7 @@ const OPTIONAL_KINDS = ['ServiceMonitor', 'PodMonitor', 'PrometheusRule', 'Netwo
 
 t.test('helm lint --strict passes for every ci/*-values.yaml, the fixture chart and the library', async (t) => {
   const cases = helm.ciValues()
-  t.ok(cases.length >= 6, `ci cases: ${cases.join(', ')}`)
+  t.ok(cases.length >= 7, `ci cases: ${cases.join(', ')}`)
   for (const values of cases) {
     const lint = await helm.run(['lint', '--strict', APP_CHART, '--values', values])
     t.match(lint.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/, `lint ${values}`)
@@ -161,6 +165,17 @@ t.test('secrets in other namespaces: a Role and RoleBinding in each, bound to th
   t.equal(sidecarOf(spec).container.image, `kube-secret-proxy@sha256:${'0'.repeat(64)}`, 'a digest wins over the tag')
 })
 
+t.test('dynamic secrets: a separate namespace-wide Role only with its own explicit value', async (t) => {
+  const docs = await helm.template(APP_CHART, { values: [`${APP_CHART}/ci/dynamic-values.yaml`] })
+  t.same(rolesOf(t, docs, 'danigian', 'ns1'), {
+    ns1: { names: ['mysecretdamaggio'], verbs: ['get', 'list', 'watch'] },
+    'dynamic:team-a': { names: undefined, verbs: ['get', 'list', 'watch'] }
+  })
+  t.equal(one(docs, 'Role', 'r1-kube-secret-proxy-dynamic-secret-reader').metadata.namespace, 'team-a')
+  t.same(sidecarOf(podSpecOf(one(docs, 'Deployment'))).container.args, ['--secret=mysecretdamaggio', '--mode=watch', '--allow=team-a/db-*'])
+  t.same(one(docs, 'Pod').spec.containers[0].args, ['check', '--secret=mysecretdamaggio', '--mode=watch', '--allow=team-a/db-*'], 'helm test checks the dynamic grant too')
+})
+
 t.test('monitoring: ServiceMonitor with its Service, PodMonitor, PrometheusRule, NetworkPolicy', async (t) => {
   const docs = await helm.template(APP_CHART, { values: [`${APP_CHART}/ci/monitoring-values.yaml`] })
   const service = one(docs, 'Service')
@@ -218,7 +233,11 @@ t.test('bad values are refused with a message naming the value', async (t) => {
     [FIXTURE_CHART, ['sidecar.secrets=null'], /sidecar\.secrets is empty/],
     [FIXTURE_CHART, ['sidecar.mode=stream'], /sidecar\.mode "stream" is not watch, poll or auto/],
     [FIXTURE_CHART, ['sidecar.secrets[0]=a/b/c'], /"a\/b\/c" is not \[namespace\/\]name\[\?optional\]/],
-    [FIXTURE_CHART, ['sidecar.extraArgs[0]=--allow=ns/*'], /--allow: dynamic secrets are not available/]
+    [APP_CHART, ['sidecar.dynamic.allow[0]=team-a/db-*'], /sidecar\.dynamic\.allow needs sidecar\.dynamic\.namespaceWideSecretRead=true/],
+    [APP_CHART, ['sidecar.dynamic.allow[0]=db-*', 'sidecar.dynamic.namespaceWideSecretRead=true'], /\/sidecar\/dynamic\/allow\/0/],
+    [FIXTURE_CHART, ['sidecar.extraArgs[0]=--allow=ns/*'], /--allow: use sidecar\.dynamic\.allow/],
+    [FIXTURE_CHART, ['sidecar.dynamic.allow[0]=team-a/db-*'], /needs sidecar\.dynamic\.namespaceWideSecretRead=true/],
+    [FIXTURE_CHART, ['sidecar.dynamic.allow[0]=db-*', 'sidecar.dynamic.namespaceWideSecretRead=true'], /"db-\*" is not namespace\/pattern/]
   ]
   for (const [chart, set, message] of cases) {
     const args = ['template', 'r1', chart]

@@ -16,6 +16,13 @@ serviceAccount:
   annotations: {}
 # Secrets to serve, each [namespace/]name[?optional] (--secret). The Role grants exactly these.
 secrets: []
+# Dynamic secrets (--allow): also serve secrets matching namespace/pattern* on demand.
+dynamic:
+  # Patterns, each namespace/pattern (e.g. team-a/db-*). Needs namespaceWideSecretRead.
+  allow: []
+  # RBAC has no wildcards: --allow needs get, list, watch on EVERY secret of each pattern's
+  # namespace, and the sidecar becomes the only guard. Nothing is granted unless this is true.
+  namespaceWideSecretRead: false
 # watch (Role: get, list, watch), poll (Role: get) or auto (Role: get, list, watch; polls if watch is denied).
 mode: watch
 # true: a native sidecar (an init container with restartPolicy: Always, Kubernetes >= 1.29): the
@@ -44,8 +51,9 @@ extraEnv: []
 resources: {}
 securityContext:
   runAsNonRoot: true
-  runAsUser: 65532
-  runAsGroup: 65532
+  # The image's user (the Node base image's "node").
+  runAsUser: 1000
+  runAsGroup: 1000
   readOnlyRootFilesystem: true
   allowPrivilegeEscalation: false
   capabilities:
@@ -115,9 +123,17 @@ labels: {}
 {{- fail (printf "kube-secret-proxy-sidecar: sidecar.mode %q is not watch, poll or auto" (toString $c.mode)) -}}
 {{- end -}}
 {{- range $c.extraArgs -}}
-{{- if hasPrefix "--allow" (toString .) -}}
-{{- fail "kube-secret-proxy-sidecar: sidecar.extraArgs has --allow: dynamic secrets are not available in this sidecar version (and would need namespace-wide RBAC, which these templates never grant)" -}}
+{{- if regexMatch "^--allow(=|$)" (toString .) -}}
+{{- fail "kube-secret-proxy-sidecar: sidecar.extraArgs has --allow: use sidecar.dynamic.allow, which renders the namespace-wide Role it needs" -}}
 {{- end -}}
+{{- end -}}
+{{- range $c.dynamic.allow -}}
+{{- if not (regexMatch "^[a-z0-9-]+/[a-z0-9.*-]+$" (toString .)) -}}
+{{- fail (printf "kube-secret-proxy-sidecar: sidecar.dynamic.allow entry %q is not namespace/pattern, e.g. team-a/db-*" (toString .)) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $c.dynamic.allow (not $c.dynamic.namespaceWideSecretRead) -}}
+{{- fail "kube-secret-proxy-sidecar: sidecar.dynamic.allow needs sidecar.dynamic.namespaceWideSecretRead=true: RBAC has no wildcards, so the sidecar must be allowed to get, list and watch every secret in those namespaces and becomes the only guard" -}}
 {{- end -}}
 {{- toYaml $c -}}
 {{- end -}}

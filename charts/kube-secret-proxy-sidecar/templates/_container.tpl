@@ -20,6 +20,9 @@ false), or call this directly and place it yourself.
     - --secret={{ . }}
     {{- end }}
     - --mode={{ $c.mode }}
+    {{- range $c.dynamic.allow }}
+    - --allow={{ . }}
+    {{- end }}
     {{- if $c.authToken.enabled }}
     - --auth-token-file={{ $c.authToken.mountPath }}/token
     {{- end }}

@@ -34,6 +34,7 @@ automountServiceAccountToken: false
 
 {{- define "kube-secret-proxy-sidecar.rbac" -}}
 {{- $c := include "kube-secret-proxy-sidecar.config" . | fromYaml -}}
+{{- include "kube-secret-proxy-sidecar.dynamicRbac" . -}}
 {{- $byNamespace := include "kube-secret-proxy-sidecar.secretsByNamespace" . | fromYaml -}}
 {{- range $namespace := keys $byNamespace | sortAlpha }}
 ---
@@ -67,6 +68,51 @@ subjects:
     name: {{ $c.serviceAccount.name }}
     namespace: {{ $.context.Release.Namespace }}
 {{- end }}
+{{- end -}}
+
+{{- /*
+Dynamic secrets: a separate Role per namespace of dynamic.allow, without
+resourceNames (RBAC has no wildcards), rendered only when
+dynamic.namespaceWideSecretRead is true (the config check fails otherwise).
+*/ -}}
+{{- define "kube-secret-proxy-sidecar.dynamicRbac" -}}
+{{- $c := include "kube-secret-proxy-sidecar.config" . | fromYaml -}}
+{{- if and $c.dynamic.allow $c.dynamic.namespaceWideSecretRead -}}
+{{- $namespaces := list -}}
+{{- range $c.dynamic.allow -}}{{- $namespaces = append $namespaces (first (splitList "/" (toString .))) -}}{{- end -}}
+{{- range $namespace := $namespaces | uniq | sortAlpha }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ $c.name }}-dynamic-secret-reader
+  namespace: {{ $namespace }}
+  labels:
+    {{- include "kube-secret-proxy-sidecar.labels" $ | nindent 4 }}
+  annotations:
+    kube-secret-proxy/warning: every secret in this namespace; the sidecar's --allow patterns are the only guard
+rules:
+  - apiGroups: [""]
+    resources: [secrets]
+    verbs: {{ include "kube-secret-proxy-sidecar.verbs" $ }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ $c.name }}-dynamic-secret-reader
+  namespace: {{ $namespace }}
+  labels:
+    {{- include "kube-secret-proxy-sidecar.labels" $ | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ $c.name }}-dynamic-secret-reader
+subjects:
+  - kind: ServiceAccount
+    name: {{ $c.serviceAccount.name }}
+    namespace: {{ $.context.Release.Namespace }}
+{{- end }}
+{{- end -}}
 {{- end -}}
 
 {{- define "kube-secret-proxy-sidecar.authTokenSecretName" -}}
