@@ -1,0 +1,3 @@
+module example.com/kube-secret-proxy-client
+
+go 1.22
