@@ -17,6 +17,8 @@ import { httpGet, PROXY_HEADER, decode } from '../sidecar/sidecar.ts'
 import { parseDockerfile, parseCopy, parseLabels, expand, type Stage } from './dockerfile.ts'
 
 const ROOT = join(import.meta.dirname, '..', '..')
+// npm ci alone takes ~25 s here, and longer on a busy CI machine.
+t.setTimeout(360_000)
 const NOBODY = 65534
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
 const dockerfile = parseDockerfile()
