@@ -21,7 +21,7 @@ t.test('npm run demo -- --once', async (t) => {
   const timer = setTimeout(() => child.kill('SIGINT'), 180_000)
   const [code] = await once(child, 'exit') as [number | null]
   clearTimeout(timer)
-  t.equal(code, 0, `exit 0\n${stdout}\n${stderr}`)
+  t.equal(code, 0, 'exits 0', { stdout, stderr })
 
   for (const object of ['secret/mysecretdamaggio', 'serviceaccount/danigian', 'role.rbac.authorization.k8s.io/mysecretdanigianreader',
     'rolebinding.rbac.authorization.k8s.io/secret-reader-danigian', 'deployment.apps/nodesecret']) {

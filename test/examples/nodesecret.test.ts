@@ -43,7 +43,7 @@ t.test('kubectl apply --dry-run=server accepts every manifest', async (t) => {
   const result = kubectl(['apply', '--dry-run=server', '-n', 'default', '-f', MANIFEST_DIR])
   t.equal(result.status, 0, result.stderr)
   t.equal(result.stderr, '', 'no warnings')
-  t.equal(result.stdout.trim().split('\n').filter((l) => l.endsWith('(server dry run)')).length, 5, result.stdout)
+  t.equal(result.stdout.trim().split('\n').filter((l) => l.endsWith('(server dry run)')).length, 5, 'five objects validated', { stdout: result.stdout })
 })
 
 t.test('the pod template meets the restricted Pod Security level', async (t) => {
