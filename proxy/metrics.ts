@@ -33,6 +33,9 @@ export function createMetrics (options: { store: SecretStore, version: string, c
   const { store } = options
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: PREFIX })
+  // prom-client names three gauges *_total, which Prometheus reserves for
+  // counters; nodejs_active_{handles,requests,resources} carry the same counts by type.
+  for (const kind of ['handles', 'requests', 'resources']) registry.removeSingleMetric(`${PREFIX}nodejs_active_${kind}_total`)
   const secretLabels = ['namespace', 'secret'] as const
 
   new Gauge({
