@@ -40,7 +40,10 @@ t.test('the manifests: the article\'s objects, least privilege, a native sidecar
 })
 
 t.test('kubectl apply --dry-run=server accepts every manifest', async (t) => {
-  const result = kubectl(['apply', '--dry-run=server', '-n', 'default', '-f', MANIFEST_DIR])
+  // A namespace of its own: the shared cluster's default may already hold the
+  // article's objects (created without kubectl), and apply would warn about them.
+  const ns = await cluster.namespace('apply')
+  const result = kubectl(['apply', '--dry-run=server', '-n', ns, '-f', MANIFEST_DIR])
   t.equal(result.status, 0, result.stderr)
   t.equal(result.stderr, '', 'no warnings')
   t.equal(result.stdout.trim().split('\n').filter((l) => l.endsWith('(server dry run)')).length, 5, 'five objects validated', { stdout: result.stdout })
