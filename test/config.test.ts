@@ -1,6 +1,6 @@
 // Configuration: flags, env vars, defaults and every problem reported at once.
 import t from 'tap'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseConfig, parseDuration, parseBytes, ConfigError, helpText, SETTINGS, envName } from '../proxy/config.ts'
@@ -9,6 +9,7 @@ const saDir = mkdtempSync(join(tmpdir(), 'ksp-config-'))
 writeFileSync(join(saDir, 'token'), 'a-token')
 writeFileSync(join(saDir, 'ca.crt'), 'a-ca')
 writeFileSync(join(saDir, 'namespace'), 'apps')
+t.teardown(() => rmSync(saDir, { recursive: true, force: true }))
 const podEnv = { KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' }
 const base = [`--service-account-dir=${saDir}`]
 
